@@ -1,0 +1,1 @@
+export const KASHO_API_GROUP = 'kasho.io';

@@ -1,0 +1,1 @@
+export { loadConfig, type BootstrapSyncConfig } from './config.js';

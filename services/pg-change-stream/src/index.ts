@@ -1,0 +1,1 @@
+export { loadConfig, type ChangeStreamConfig } from './config.js';

@@ -1,0 +1,1 @@
+export { loadConfig, type TranslicatorConfig } from './config.js';
