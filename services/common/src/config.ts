@@ -14,7 +14,7 @@ export function parseConfig<T extends z.ZodType>(schema: T, input: unknown): z.o
 
 /** A required environment variable: absent or empty gives the guide's "NAME environment variable is required". */
 export function requiredEnv(name: string, missing = `${name} environment variable is required`) {
-  return z.string({ error: missing }).trim().min(1, { error: missing });
+  return z.string({ error: missing }).trim().min(1, { error: missing, abort: true });
 }
 
 function isPostgresUrl(value: string): boolean {
