@@ -4,3 +4,8 @@ export * from './logger.js';
 export * from './lsn.js';
 export * from './main.js';
 export * from './redact.js';
+export * from './buffer-layout.js';
+export * from './redis.js';
+export * from './change-buffer.js';
+export * from './gen/kasho/change_stream.js';
+export * from './health-server.js';
