@@ -20,8 +20,14 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# apt's chatter (debconf warnings included) is only worth reading when something failed.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! { "${sudo_cmd[@]}" apt-get update -qq && "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "Error: could not install ${missing[*]} with apt-get (output above)" >&2
+  exit 1
+fi
 # Debian's packages start a cluster and a redis service when an init system runs; the tests start their own.
 "${sudo_cmd[@]}" sh -c 'command -v service >/dev/null && { service postgresql stop; service redis-server stop; } >/dev/null 2>&1 || true'
 echo "System packages installed."

@@ -9,3 +9,4 @@ export * from './redis.js';
 export * from './change-buffer.js';
 export * from './gen/kasho/change_stream.js';
 export * from './health-server.js';
+export * from './change-stream-client.js';

@@ -7,9 +7,9 @@ import {
   StartBootstrapResponse,
   ConfigError,
   runMain,
+  ChangeStreamApi,
 } from '@kasho/common';
 import type { ServiceError } from '@grpc/grpc-js';
-import { ChangeStreamApi } from './client.js';
 
 const HELP = `kasho-ctl: calls pg-change-stream's gRPC API (what the guide does with grpcurl, without needing it).
 

@@ -80,15 +80,26 @@ export class SourceDatabase {
     return (rowCount ?? 0) > 0;
   }
 
-  /** format_type() of each (oid, typmod), for columns whose type is not built in (enums, domains, ...). */
+  /**
+   * format_type() of each (oid, typmod), for columns whose type is not built in (enums, domains, ...). With an
+   * empty search_path every non-catalog type comes back schema-qualified ("public.mood").
+   */
   async typeNames(types: ReadonlyArray<{ oid: number; typmod: number }>): Promise<string[]> {
     if (types.length === 0) return [];
-    const { rows } = await this.pool.query<{ name: string }>(
-      `SELECT format_type(t.oid, t.typmod) AS name
-         FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS t(oid, typmod, n) ORDER BY t.n`,
-      [types.map((t) => t.oid), types.map((t) => t.typmod)],
-    );
-    return rows.map((row) => row.name);
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN READ ONLY');
+      await client.query(`SET LOCAL search_path = ''`);
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT pg_catalog.format_type(t.oid, t.typmod) AS name
+           FROM unnest($1::pg_catalog.oid[], $2::pg_catalog.int4[]) WITH ORDINALITY AS t(oid, typmod, n) ORDER BY t.n`,
+        [types.map((t) => t.oid), types.map((t) => t.typmod)],
+      );
+      await client.query('COMMIT');
+      return rows.map((row) => row.name);
+    } finally {
+      client.release();
+    }
   }
 
   /** Drops the slot, waiting briefly for a walsender that still holds it to let go. */

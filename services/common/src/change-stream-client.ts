@@ -8,7 +8,7 @@ import {
   type ReleaseSnapshotResponse,
   type ResetBootstrapResponse,
   type StartBootstrapResponse,
-} from '@kasho/common';
+} from './gen/kasho/change_stream.js';
 
 type Callback<Res> = (error: grpc.ServiceError | null, response: Res) => void;
 
