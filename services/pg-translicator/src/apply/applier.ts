@@ -11,6 +11,7 @@ import {
   type RowChange,
   type Truncate,
 } from '@kasho/common';
+import { runnableInTransaction, schemaStatements } from './ddl-statements.js';
 import { StreamSequencer } from './sequencer.js';
 import {
   deleteRow,
@@ -40,6 +41,8 @@ export class ApplyError extends KashoError {
   }
 }
 
+/** duplicate_table, duplicate_object, duplicate_schema, duplicate_function, duplicate_column, duplicate_database. */
+const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723', '42701', '42P04']);
 const TRANSIENT_SQLSTATE = /^(08|40001|40P01|53|57P0[123])/;
 const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
 const MAX_ROWS_PER_INSERT = 1_000;
@@ -73,11 +76,13 @@ export class Applier {
   private pendingInsert: PendingInsert | undefined;
   private lastCommit: { position: Position; commitLsn: bigint; commitTimeUs: bigint } | undefined;
   private epoch: string;
+  private inBootstrap = false;
 
   constructor(
     private readonly client: pg.ClientBase,
     private readonly transformer: RowTransformer,
     start: AppliedState,
+    private readonly warn: (message: string) => void = () => undefined,
   ) {
     this.sequencer = new StreamSequencer(start.position, start.chainLsn);
     this.epoch = start.epoch;
@@ -116,6 +121,7 @@ export class Applier {
         this.relations.set(`${kind.value.relationId}:${kind.value.version}`, kind.value);
         return;
       case 'begin':
+        this.inBootstrap = kind.value.bootstrap;
         if (!this.groupOpen) {
           await this.run({ text: 'BEGIN', values: [] }, position, undefined);
           this.groupOpen = true;
@@ -163,7 +169,9 @@ export class Applier {
     const table = relation.table!;
     const columns: ColumnRef[] = relation.columns.map((c) => ({ name: c.name, typeName: c.typeName }));
     if (row.operation === RowOperation.INSERT) {
-      const values = this.transform(table, columns, row.newValues).map((v) => (v === undefined ? null : v));
+      const values = (await this.transform(table, columns, row.newValues)).map((v) =>
+        v === undefined ? null : v,
+      );
       const pending = this.pendingInsert;
       if (pending && pending.relation === relation && pending.rows.length < this.maxRows(columns.length)) {
         pending.rows.push(values);
@@ -175,9 +183,14 @@ export class Applier {
       return;
     }
     await this.flushInserts();
-    const locator = this.locator(relation, columns, row, position);
+    const locator = await this.locator(relation, columns, row, position);
     if (row.operation === RowOperation.UPDATE) {
-      const statement = updateRow(table, columns, this.transform(table, columns, row.newValues), locator);
+      const statement = updateRow(
+        table,
+        columns,
+        await this.transform(table, columns, row.newValues),
+        locator,
+      );
       if (statement) await this.run(statement, position, table);
       this.stats.updated++;
     } else {
@@ -186,10 +199,15 @@ export class Applier {
     }
   }
 
-  private locator(relation: Relation, columns: ColumnRef[], row: RowChange, position: Position): RowLocator {
+  private async locator(
+    relation: Relation,
+    columns: ColumnRef[],
+    row: RowChange,
+    position: Position,
+  ): Promise<RowLocator> {
     const table = relation.table!;
     if (row.oldTuple === OldTuple.OLD_TUPLE_FULL) {
-      return { columns, values: this.transform(table, columns, row.oldValues), full: true };
+      return { columns, values: await this.transform(table, columns, row.oldValues), full: true };
     }
     const keyIndexes = relation.columns.flatMap((column, i) => (column.key ? [i] : []));
     if (keyIndexes.length === 0) {
@@ -200,7 +218,7 @@ export class Applier {
       );
     }
     const source = row.oldTuple === OldTuple.OLD_TUPLE_KEY ? row.oldValues : row.newValues;
-    const transformed = this.transform(table, columns, source);
+    const transformed = await this.transform(table, columns, source);
     return {
       columns: keyIndexes.map((i) => columns[i]!),
       values: keyIndexes.map((i) => transformed[i]),
@@ -208,8 +226,12 @@ export class Applier {
     };
   }
 
-  private transform(table: TableRef, columns: ColumnRef[], values: RowChange['newValues']): CellValue[] {
-    return this.transformer.transformRow(table, columns, values.map(toTransformValue)).map(toCell);
+  private async transform(
+    table: TableRef,
+    columns: ColumnRef[],
+    values: RowChange['newValues'],
+  ): Promise<CellValue[]> {
+    return (await this.transformer.transformRow(table, columns, values.map(toTransformValue))).map(toCell);
   }
 
   private maxRows(columnCount: number): number {
@@ -238,14 +260,42 @@ export class Applier {
   }
 
   private async applyDdl(ddl: Ddl, position: Position): Promise<void> {
+    const statements = schemaStatements(ddl.sql);
+    if (statements.length === 0) {
+      this.warn(
+        `The DDL captured at ${describe(position)} holds no schema statement Kasho can replay (e.g. DDL inside DO or CALL); apply it to the target by hand if it changed the schema`,
+      );
+      return;
+    }
     const { rows } = await this.client.query<{ path: string }>(
       `SELECT current_setting('search_path') AS path`,
     );
     const original = rows[0]?.path ?? '"$user", public';
-    if (ddl.searchPath) await this.run(setSearchPath(ddl.searchPath), position, undefined);
-    await this.run({ text: ddl.sql, values: [] }, position, undefined, 'DDL');
+    await this.run(setSearchPath(ddl.searchPath), position, undefined);
+    for (const statement of statements) {
+      const text = runnableInTransaction(statement);
+      if (this.inBootstrap) await this.runTolerating(text, position);
+      else await this.run({ text, values: [] }, position, undefined, 'DDL');
+    }
     await this.run(setSearchPath(original), position, undefined);
     this.stats.ddl++;
+  }
+
+  /**
+   * Snapshot DDL may meet objects the target already has (created by hand, or by an earlier bootstrap): those
+   * statements are rolled back to a savepoint and the existing object is kept.
+   */
+  private async runTolerating(text: string, position: Position): Promise<void> {
+    await this.client.query('SAVEPOINT kasho_bootstrap_ddl');
+    try {
+      await this.client.query(text);
+      await this.client.query('RELEASE SAVEPOINT kasho_bootstrap_ddl');
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === undefined || !ALREADY_EXISTS.has(code))
+        throw toApplyError(error, 'DDL', position, undefined);
+      await this.client.query('ROLLBACK TO SAVEPOINT kasho_bootstrap_ddl');
+    }
   }
 
   private async commitGroup(): Promise<AppliedState & { commitTimeUs: bigint }> {
@@ -271,19 +321,28 @@ export class Applier {
       if (statement.values.length === 0) await this.client.query(statement.text);
       else await this.client.query(statement.text, statement.values);
     } catch (error) {
-      const pgError = error as { code?: string; message?: string };
-      const code = pgError.code;
-      const transient =
-        code !== undefined && (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODES.has(code));
-      const where = table ? ` to ${qualifiedName(table)}` : '';
-      const message = withoutValues(pgError.message ?? String(error), code);
-      throw new ApplyError(
-        `applying ${what ?? statement.text.split(' ')[0]} at ${describe(position)}${where} failed: ${message}${code && !TRANSIENT_NODE_CODES.has(code) ? ` (SQLSTATE ${code})` : ''}`,
-        code,
-        transient,
-      );
+      throw toApplyError(error, what ?? statement.text.split(' ')[0]!, position, table);
     }
   }
+}
+
+function toApplyError(
+  error: unknown,
+  what: string,
+  position: Position,
+  table: TableRef | undefined,
+): ApplyError {
+  const pgError = error as { code?: string; message?: string };
+  const code = pgError.code;
+  const transient = code !== undefined && (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODES.has(code));
+  const where = table ? ` to ${qualifiedName(table)}` : '';
+  const message = withoutValues(pgError.message ?? String(error), code);
+  const sqlState = code && !TRANSIENT_NODE_CODES.has(code) ? ` (SQLSTATE ${code})` : '';
+  return new ApplyError(
+    `applying ${what} at ${describe(position)}${where} failed: ${message}${sqlState}`,
+    code,
+    transient,
+  );
 }
 
 /** Data errors quote the offending value ("invalid input syntax for type integer: \"...\""): drop it. */

@@ -1,16 +1,10 @@
 import { ValueKind, type Value } from '@kasho/common';
 import type { CellValue } from './sql.js';
 
-/** The transform engine's view of a value. */
-export type TransformValue = { kind: 'text'; text: string } | { kind: 'null' } | { kind: 'unchanged' };
+import type { Transformer, TransformValue } from '../transforms/index.js';
 
-export interface RowTransformer {
-  transformRow(
-    table: { schema: string; name: string },
-    columns: ReadonlyArray<{ name: string; typeName: string }>,
-    values: TransformValue[],
-  ): TransformValue[];
-}
+/** The part of the transform engine the applier uses. */
+export type RowTransformer = Pick<Transformer, 'transformRow'>;
 
 export function toTransformValue(value: Value): TransformValue {
   switch (value.kind) {
