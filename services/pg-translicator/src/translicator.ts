@@ -103,7 +103,9 @@ export class Translicator {
       state = { ...state, epoch: status.epoch };
     }
     this.applied = state;
-    const applier = new Applier(this.applyClient, this.options.transformer, state, (message) => logger.warn(message));
+    const applier = new Applier(this.applyClient, this.options.transformer, state, (message) =>
+      logger.warn(message),
+    );
     logger.info(
       `Streaming from ${this.options.changeStreamService} after position ${state.position.lsn}/${state.position.seq}`,
     );

@@ -169,9 +169,7 @@ export class Applier {
     const table = relation.table!;
     const columns: ColumnRef[] = relation.columns.map((c) => ({ name: c.name, typeName: c.typeName }));
     if (row.operation === RowOperation.INSERT) {
-      const values = (await this.transform(table, columns, row.newValues)).map((v) =>
-        v === undefined ? null : v,
-      );
+      const values = this.transform(table, columns, row.newValues).map((v) => (v === undefined ? null : v));
       const pending = this.pendingInsert;
       if (pending && pending.relation === relation && pending.rows.length < this.maxRows(columns.length)) {
         pending.rows.push(values);
@@ -183,14 +181,9 @@ export class Applier {
       return;
     }
     await this.flushInserts();
-    const locator = await this.locator(relation, columns, row, position);
+    const locator = this.locator(relation, columns, row, position);
     if (row.operation === RowOperation.UPDATE) {
-      const statement = updateRow(
-        table,
-        columns,
-        await this.transform(table, columns, row.newValues),
-        locator,
-      );
+      const statement = updateRow(table, columns, this.transform(table, columns, row.newValues), locator);
       if (statement) await this.run(statement, position, table);
       this.stats.updated++;
     } else {
@@ -199,15 +192,10 @@ export class Applier {
     }
   }
 
-  private async locator(
-    relation: Relation,
-    columns: ColumnRef[],
-    row: RowChange,
-    position: Position,
-  ): Promise<RowLocator> {
+  private locator(relation: Relation, columns: ColumnRef[], row: RowChange, position: Position): RowLocator {
     const table = relation.table!;
     if (row.oldTuple === OldTuple.OLD_TUPLE_FULL) {
-      return { columns, values: await this.transform(table, columns, row.oldValues), full: true };
+      return { columns, values: this.transformKey(table, columns, row.oldValues, () => true), full: true };
     }
     const keyIndexes = relation.columns.flatMap((column, i) => (column.key ? [i] : []));
     if (keyIndexes.length === 0) {
@@ -218,7 +206,8 @@ export class Applier {
       );
     }
     const source = row.oldTuple === OldTuple.OLD_TUPLE_KEY ? row.oldValues : row.newValues;
-    const transformed = await this.transform(table, columns, source);
+    const isKey = new Set(keyIndexes);
+    const transformed = this.transformKey(table, columns, source, (i) => isKey.has(i));
     return {
       columns: keyIndexes.map((i) => columns[i]!),
       values: keyIndexes.map((i) => transformed[i]),
@@ -226,12 +215,21 @@ export class Applier {
     };
   }
 
-  private async transform(
+  private transform(table: TableRef, columns: ColumnRef[], values: RowChange['newValues']): CellValue[] {
+    return this.transformer.transformRow(table, columns, values.map(toTransformValue)).map(toCell);
+  }
+
+  /** Old values transformed the same way as new ones, so they find the row the target holds. */
+  private transformKey(
     table: TableRef,
     columns: ColumnRef[],
-    values: RowChange['newValues'],
-  ): Promise<CellValue[]> {
-    return (await this.transformer.transformRow(table, columns, values.map(toTransformValue))).map(toCell);
+    values: RowChange['oldValues'],
+    carried: (index: number) => boolean,
+  ): CellValue[] {
+    const input = values.map((value, i) =>
+      carried(i) ? toTransformValue(value) : { kind: 'unchanged' as const },
+    );
+    return this.transformer.transformKey(table, columns, input).map(toCell);
   }
 
   private maxRows(columnCount: number): number {

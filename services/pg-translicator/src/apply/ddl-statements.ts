@@ -114,14 +114,34 @@ const NOT_DDL = new Set([
   'CALL',
   'DO',
   'TRUNCATE',
+  // Privileges are the target's own business (the snapshot is taken with --no-privileges too).
+  'GRANT',
+  'REVOKE',
 ]);
 
-/** The statements of a captured query text that change the schema, in order. */
+/** Ownership changes name roles that need not exist on the target. */
+const OWNER_CHANGE = /\bOWNER\s+TO\b/i;
+
+const CREATE_TABLE_AS =
+  /^\s*CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\b[\s\S]*?\bAS\s*\(?\s*(?:SELECT|WITH|VALUES|TABLE|EXECUTE)\b/i;
+
+/**
+ * The statements of a captured query text that change the schema, in order. `CREATE TABLE ... AS` creates the
+ * table only: the rows it wrote on the source arrive as row changes.
+ */
 export function schemaStatements(sql: string): string[] {
-  return splitStatements(sql).filter((statement) => {
-    const keyword = /^[A-Za-z]+/.exec(stripComments(statement).trim())?.[0]?.toUpperCase();
-    return keyword !== undefined && !NOT_DDL.has(keyword);
-  });
+  return splitStatements(sql)
+    .filter((statement) => {
+      const text = stripComments(statement).trim();
+      const keyword = /^[A-Za-z]+/.exec(text)?.[0]?.toUpperCase();
+      return keyword !== undefined && !NOT_DDL.has(keyword) && !OWNER_CHANGE.test(text);
+    })
+    .map((statement) => (CREATE_TABLE_AS.test(stripComments(statement)) ? withNoData(statement) : statement));
+}
+
+function withNoData(statement: string): string {
+  const trimmed = statement.replace(/\s+WITH\s+DATA\s*$/i, '');
+  return /\bWITH\s+NO\s+DATA\s*$/i.test(trimmed) ? trimmed : `${trimmed} WITH NO DATA`;
 }
 
 /** `CREATE INDEX CONCURRENTLY` cannot run inside the transaction the applier uses; the plain form is equivalent. */

@@ -4,7 +4,7 @@ import type { CellValue } from './sql.js';
 import type { Transformer, TransformValue } from '../transforms/index.js';
 
 /** The part of the transform engine the applier uses. */
-export type RowTransformer = Pick<Transformer, 'transformRow'>;
+export type RowTransformer = Pick<Transformer, 'transformRow' | 'transformKey'>;
 
 export function toTransformValue(value: Value): TransformValue {
   switch (value.kind) {
