@@ -48,7 +48,12 @@ process.on('exit', () => {
 export async function startService(
   program: string,
   env: Record<string, string>,
-  options: { args?: string[]; httpPort?: number; waitFor?: 'readyz' | 'healthz' | 'none'; timeoutMs?: number } = {},
+  options: {
+    args?: string[];
+    httpPort?: number;
+    waitFor?: 'readyz' | 'healthz' | 'none';
+    timeoutMs?: number;
+  } = {},
 ): Promise<RunningService> {
   const child = spawn(join(root, 'bin', program), options.args ?? [], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LOG_LEVEL: 'info', ...env },
@@ -66,7 +71,9 @@ export async function startService(
   );
   const status = (file: string, field: string) => {
     try {
-      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${child.pid}/${file}`, 'utf8'));
+      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+        readFileSync(`/proc/${child.pid}/${file}`, 'utf8'),
+      );
       return match ? Number(match[1]) * 1024 : 0;
     } catch {
       return 0;
@@ -118,7 +125,11 @@ export async function startService(
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails with `what` after the timeout. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
