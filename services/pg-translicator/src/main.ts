@@ -12,16 +12,16 @@ runMain(HELP, async () => {
   logger.info(
     `Target ${redactUrl(config.replicaDatabaseUrl)}, change-stream ${config.changeStreamService}, transforms ${config.transformsFile}`,
   );
-  let translicator: Translicator | undefined;
-  const metrics = new TranslicatorMetrics(async () => translicator?.lagBytes());
-  translicator = new Translicator({
+  const metrics: TranslicatorMetrics = new TranslicatorMetrics(async (): Promise<number | undefined> =>
+    running.lagBytes(),
+  );
+  const running: Translicator = new Translicator({
     changeStreamService: config.changeStreamService,
     replicaDatabaseUrl: config.replicaDatabaseUrl,
     transformer,
     logger,
     metrics,
   });
-  const running = translicator;
   const health = await startHealthServer(config.httpPort, metrics.registry, {
     live: () => true,
     ready: async () => (running.ready ? { ready: true } : { ready: false, reason: 'not streaming' }),
