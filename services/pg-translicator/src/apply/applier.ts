@@ -270,6 +270,12 @@ export class Applier {
     );
     const original = rows[0]?.path ?? '"$user", public';
     await this.run(setSearchPath(ddl.searchPath), position, undefined);
+    // The source validated function bodies already; on the target they may name objects created later on.
+    await this.run(
+      { text: `SELECT set_config('check_function_bodies', 'off', true)`, values: [] },
+      position,
+      undefined,
+    );
     for (const statement of statements) {
       const text = runnableInTransaction(statement);
       if (this.inBootstrap) await this.runTolerating(text, position);

@@ -39,6 +39,13 @@ export function insertRows(
   columns: readonly ColumnRef[],
   rows: readonly (string | null)[][],
 ): Statement {
+  if (columns.length === 0) {
+    // A table without columns still has rows; each is one DEFAULT VALUES insert.
+    return {
+      text: rows.map(() => `INSERT INTO ${qualifiedName(table)} DEFAULT VALUES`).join('; '),
+      values: [],
+    };
+  }
   const names = columns.map((column) => quoteIdent(column.name)).join(', ');
   const values: (string | null)[] = [];
   const tuples = rows.map((row) => {

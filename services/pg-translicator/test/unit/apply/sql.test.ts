@@ -56,6 +56,12 @@ describe('SQL for applying changes', () => {
     ).to.equal(undefined);
   });
 
+  it('inserts rows of a table without columns with DEFAULT VALUES', () => {
+    expect(insertRows({ schema: 'public', name: 'empty' }, [], [[], []]).text).to.equal(
+      'INSERT INTO "public"."empty" DEFAULT VALUES; INSERT INTO "public"."empty" DEFAULT VALUES',
+    );
+  });
+
   it('truncates several tables with the source’s options', () => {
     expect(truncateTables([table, { schema: 'public', name: 'a' }], true, true).text).to.equal(
       'TRUNCATE "Sales"."order ""items""", "public"."a" RESTART IDENTITY CASCADE',
