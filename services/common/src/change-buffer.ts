@@ -7,6 +7,7 @@ import {
   streamIdToPosition,
   type BufferKeys,
 } from './buffer-layout.js';
+import { KashoError } from './errors.js';
 import { Change, Relation, type Position } from './gen/kasho/change_stream.js';
 
 /** The field of an entry naming the relation ("id:version") a row change refers to, so readers need not decode. */
@@ -21,6 +22,44 @@ export interface BufferedEntry {
 }
 
 export type StreamName = 'bootstrap' | 'changes';
+
+/** A guarded write found the state hash gone: Redis lost the buffer. */
+export class BufferLostError extends KashoError {}
+
+const BUFFER_LOST_REPLY = 'KASHO_BUFFER_LOST';
+
+/**
+ * KEYS: state hash, relations hash, stream. ARGV: guard ("1" to require the state hash), the number of relations,
+ * (field, encoded relation) pairs, the number of changes, (id, encoded change, relation field or "") triples, then
+ * (field, value) pairs for the state hash. Scripts run atomically, and the guard is checked before any write.
+ */
+const APPEND_SCRIPT = `
+if ARGV[1] == '1' and redis.call('HEXISTS', KEYS[1], 'state') == 0 then
+  return redis.error_reply('${BUFFER_LOST_REPLY}')
+end
+local i = 2
+local relations = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, relations do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local changes = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, changes do
+  if ARGV[i + 2] == '' then
+    redis.call('XADD', KEYS[3], ARGV[i], '${ENTRY_FIELD}', ARGV[i + 1])
+  else
+    redis.call('XADD', KEYS[3], ARGV[i], '${ENTRY_FIELD}', ARGV[i + 1], '${RELATION_FIELD}', ARGV[i + 2])
+  end
+  i = i + 3
+end
+while i < #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return changes
+`;
 
 function relationOf(change: Change): string | undefined {
   return change.kind?.$case === 'row'
@@ -48,41 +87,43 @@ export class ChangeBuffer {
   }
 
   /**
-   * Appends changes and relation definitions atomically (MULTI/EXEC, one round trip), plus any state fields to
-   * record in the same step, so a crash never leaves the state claiming more than the stream holds.
+   * Appends changes and relation definitions atomically (one Lua script, one round trip), plus any state fields to
+   * record in the same step, so a crash never leaves the state claiming more than the stream holds. With
+   * `requireState`, nothing is written and BufferLostError is thrown when the state hash has no `state` field: the
+   * buffer was wiped (FLUSHALL, a Redis restarted without its data) and writing on would build a stream with a
+   * hole in it.
    */
   async append(
     stream: StreamName,
     changes: Change[],
     relations: Relation[] = [],
     state: Record<string, string> = {},
+    options: { requireState?: boolean } = {},
   ): Promise<void> {
     if (changes.length === 0 && relations.length === 0 && Object.keys(state).length === 0) return;
-    const multi = this.redis.multi();
+    const args: (string | Buffer)[] = [options.requireState ? '1' : '0', String(relations.length)];
     for (const relation of relations) {
-      multi.hset(
-        this.keys.relations,
+      args.push(
         relationField(relation.relationId, relation.version),
         Buffer.from(Relation.encode(relation).finish()),
       );
     }
-    const key = this.keys[stream];
+    args.push(String(changes.length));
     for (const change of changes) {
       if (!change.position) throw new Error('a buffered change must have a position');
-      const relation = relationOf(change);
-      const encoded = Buffer.from(Change.encode(change).finish());
-      if (relation === undefined) {
-        multi.xadd(key, positionToStreamId(change.position), ENTRY_FIELD, encoded);
-      } else {
-        multi.xadd(key, positionToStreamId(change.position), ENTRY_FIELD, encoded, RELATION_FIELD, relation);
-      }
+      args.push(
+        positionToStreamId(change.position),
+        Buffer.from(Change.encode(change).finish()),
+        relationOf(change) ?? '',
+      );
     }
-    if (Object.keys(state).length > 0) multi.hset(this.keys.state, state);
-    const results = await multi.exec();
-    const failed = results?.find(([error]) => error);
-    if (!results || failed) {
-      throw new Error(`Redis refused a buffer write: ${failed?.[0]?.message ?? 'transaction aborted'}`);
-    }
+    for (const [name, value] of Object.entries(state)) args.push(name, value);
+    await this.runScript(
+      'kashoAppend',
+      [this.keys.state, this.keys.relations, this.keys[stream]],
+      args,
+      'Redis refused a buffer write',
+    );
   }
 
   /** Up to `count` entries strictly after `after`, in order. */
@@ -98,11 +139,21 @@ export class ChangeBuffer {
     return first ? toEntry(first[0].toString(), first[1]) : undefined;
   }
 
-  /** Removes the entries of one transaction (a partial write left by a crash). */
-  async deleteTransaction(lsn: bigint): Promise<number> {
-    const ids = await this.redis.xrange(this.keys.changes, `${lsn}-0`, `${lsn}-18446744073709551615`);
-    if (ids.length === 0) return 0;
-    return this.redis.xdel(this.keys.changes, ...ids.map(([id]) => id));
+  /**
+   * The ID of the last entry ever added to a stream (XINFO STREAM last-generated-id), also when it was trimmed or
+   * deleted since: Redis refuses to add an ID at or below it. Undefined when the stream does not exist.
+   */
+  async lastId(stream: StreamName): Promise<Position | undefined> {
+    let info: unknown[];
+    try {
+      info = (await this.redis.call('XINFO', 'STREAM', this.keys[stream])) as unknown[];
+    } catch (error) {
+      if (/no such key/i.test((error as Error).message)) return undefined;
+      throw error;
+    }
+    const index = info.indexOf('last-generated-id');
+    const id = index >= 0 ? info[index + 1] : undefined;
+    return typeof id === 'string' && id !== '0-0' ? streamIdToPosition(id) : undefined;
   }
 
   /** Drops everything up to and including `position` (acknowledged by the consumer). */
@@ -136,13 +187,54 @@ export class ChangeBuffer {
     return this.redis.hgetall(this.keys.state);
   }
 
-  async writeState(fields: Record<string, string>): Promise<void> {
-    await this.redis.hset(this.keys.state, fields);
+  /** Sets state fields; with `requireState`, only while the state hash still exists (see append). */
+  async writeState(fields: Record<string, string>, options: { requireState?: boolean } = {}): Promise<void> {
+    if (!options.requireState) {
+      await this.redis.hset(this.keys.state, fields);
+      return;
+    }
+    const args = ['1', '0', '0', ...Object.entries(fields).flat()];
+    await this.runScript(
+      'kashoAppend',
+      [this.keys.state, this.keys.relations, this.keys.changes],
+      args,
+      'Redis refused a state write',
+    );
+  }
+
+  /** Whether the state hash is there: false after the buffer was wiped. */
+  async hasState(): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.state, 'state')) === 1;
   }
 
   /** Removes the buffer, the relations and the state. */
   async clear(): Promise<void> {
     await this.redis.del(this.keys.changes, this.keys.bootstrap, this.keys.relations, this.keys.state);
+  }
+
+  private async runScript(
+    name: string,
+    keys: string[],
+    args: (string | Buffer)[],
+    what: string,
+  ): Promise<void> {
+    const redis = this.redis as Redis & Record<string, unknown>;
+    if (typeof redis[name] !== 'function') {
+      redis.defineCommand(name, { numberOfKeys: keys.length, lua: APPEND_SCRIPT });
+    }
+    const run = redis[name] as (...params: (string | Buffer)[]) => Promise<unknown>;
+    try {
+      await run.call(redis, ...keys, ...args);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (message.includes(BUFFER_LOST_REPLY)) {
+        throw new BufferLostError(
+          `the Redis buffer ${this.keys.state} lost its state (wiped or restarted without its data)`,
+          'pg-change-stream rebuilds the stream from the replication slot; consumers resume from their position.',
+        );
+      }
+      throw new Error(`${what}: ${message}`, { cause: error });
+    }
   }
 }
 

@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Change, ChangeBuffer, KashoError, formatLsn, type Logger, type Position } from '@kasho/common';
+import {
+  BufferLostError,
+  Change,
+  ChangeBuffer,
+  KashoError,
+  formatLsn,
+  type Logger,
+  type Position,
+} from '@kasho/common';
 import { Capture } from './capture/capture.js';
 import type { ChangeStreamConfig } from './config.js';
 import {
@@ -19,6 +27,9 @@ import type { SourceDatabase } from './source/source-database.js';
 /** A call that is not possible now; the gRPC layer answers FAILED_PRECONDITION with this message. */
 export class PreconditionError extends KashoError {}
 
+/** A call that may succeed when retried shortly (the buffer is being rebuilt); answered with UNAVAILABLE. */
+export class UnavailableError extends KashoError {}
+
 interface HeldSnapshot {
   name: string;
   session: ReplicationSession;
@@ -27,10 +38,19 @@ interface HeldSnapshot {
 
 const DEFAULT_SNAPSHOT_TIMEOUT_SECONDS = 3600;
 const DDL_LOG_TABLE = { schema: 'public', name: 'kasho_ddl_log' };
+/** How often the buffer is checked for a wipe while nothing is written to it. */
+const WATCHDOG_INTERVAL_MS = 1_000;
+/** How long to wait for the walsender of a stopped capture to let go of the slot. */
+const SLOT_RELEASE_TIMEOUT_MS = 10_000;
 
 /**
  * pg-change-stream's core: the bootstrap state, the slot, the capture into the buffer and the acknowledgements.
  * Emits 'state' whenever the state changes.
+ *
+ * The world is reconciled with the persisted state at start-up, and again while running whenever it changes
+ * under the service: Redis lost the buffer (a guarded write fails, or the watchdog finds the state hash gone) or
+ * the slot was dropped. `generation` counts the times the buffer was started over (bootstrap, reset, rebuild), so
+ * that open streams end and their consumers resume against the new buffer.
  */
 export class ChangeStream extends EventEmitter {
   state: PersistedState = { state: 'WAITING', epoch: '', startLsn: undefined };
@@ -44,6 +64,11 @@ export class ChangeStream extends EventEmitter {
   private versionNum = 0;
   private database = '';
   private busy: Promise<unknown> = Promise.resolve();
+  private watchdog: NodeJS.Timeout | undefined;
+  private checking = false;
+  private recovering = false;
+  private recoveryFailed = false;
+  generation = 0;
 
   constructor(
     readonly config: ChangeStreamConfig,
@@ -70,6 +95,13 @@ export class ChangeStream extends EventEmitter {
         `Publication ${this.config.publicationName} does not exist on the source yet; run scripts/prepare-primary-db.sh before the bootstrap`,
       );
     }
+    await this.reconcileWithSlot();
+    this.watchdog = setInterval(() => void this.checkBuffer(), WATCHDOG_INTERVAL_MS);
+    this.watchdog.unref();
+  }
+
+  /** Decides the state from what Redis remembers and the slot that really exists, and acts on it. */
+  private async reconcileWithSlot(): Promise<void> {
     const stored = await loadStoredState(this.buffer);
     const slot = await this.source.slot(this.config.slotName);
     const decision = reconcile({
@@ -98,16 +130,56 @@ export class ChangeStream extends EventEmitter {
       default:
         break;
     }
+    if (decision.action !== 'keep') this.generation++;
     this.acknowledged = decision.action === 'keep' ? stored?.acknowledged : undefined;
     await this.persist(decision.next);
-    this.logger.info(`Starting in state ${this.state.state} (slot ${this.config.slotName})`);
+    this.logger.info(`State ${this.state.state} (slot ${this.config.slotName})`);
     if (captures(this.state.state)) await this.startCapture();
   }
 
+  /** The watchdog: notices a wiped buffer even when nothing is written, and retries a failed recovery. */
+  private async checkBuffer(): Promise<void> {
+    if (this.checking || this.recovering) return;
+    this.checking = true;
+    try {
+      if (this.recoveryFailed) this.recover('retrying the reconciliation with the slot');
+      else if (!(await this.buffer.hasState())) this.recover('the Redis buffer lost its state');
+    } catch {
+      // Redis is unreachable: the connection logs the outage and the next round checks again.
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  /**
+   * Stops capturing and reconciles again, one call at a time. A watchdog alarm is checked once more inside, since
+   * a bootstrap or reset clears the buffer on purpose just before it writes the new state.
+   */
+  private recover(reason: string, confirmed = false): void {
+    if (this.recovering) return;
+    this.recovering = true;
+    void this.exclusive(async () => {
+      if (!confirmed && !this.recoveryFailed && (await this.buffer.hasState())) return;
+      this.logger.warn(`${reason}: reconciling the state with replication slot ${this.config.slotName}`);
+      await this.stopCapture();
+      await this.source.waitForSlotRelease(this.config.slotName, SLOT_RELEASE_TIMEOUT_MS);
+      await this.reconcileWithSlot();
+      this.recoveryFailed = false;
+    })
+      .catch((error: unknown) => {
+        this.recoveryFailed = true;
+        this.lastError = `reconciling with the slot failed: ${(error as Error).message}`;
+        this.logger.error(`${this.lastError}; retrying`);
+      })
+      .finally(() => {
+        this.recovering = false;
+      });
+  }
+
   async stop(): Promise<void> {
+    if (this.watchdog) clearInterval(this.watchdog);
     await this.releaseSnapshot();
-    await this.capture?.stop();
-    await this.captureRun;
+    await this.stopCapture();
   }
 
   async retainedWalBytes(): Promise<bigint | undefined> {
@@ -139,6 +211,7 @@ export class ChangeStream extends EventEmitter {
         );
       }
       await this.buffer.clear();
+      this.generation++;
       await this.persist(next);
       let session: ReplicationSession | undefined;
       try {
@@ -189,7 +262,7 @@ export class ChangeStream extends EventEmitter {
       const next = completeBootstrap(this.state);
       await this.releaseSnapshot();
       await this.closeBootstrapStream(next.startLsn ?? 0n);
-      await this.persist(next);
+      await this.persist(next, { requireState: true });
       this.logger.info('Bootstrap complete: streaming');
       return {
         bootstrapChanges: BigInt(await this.buffer.length('bootstrap')),
@@ -201,11 +274,10 @@ export class ChangeStream extends EventEmitter {
   async resetBootstrap() {
     return this.exclusive(async () => {
       await this.releaseSnapshot();
-      await this.capture?.stop();
-      await this.captureRun;
-      this.capture = undefined;
+      await this.stopCapture();
       const dropped = await this.source.dropSlot(this.config.slotName);
       await this.buffer.clear();
+      this.generation++;
       this.acknowledged = undefined;
       this.lastError = '';
       await this.persist(resetBootstrap());
@@ -225,8 +297,20 @@ export class ChangeStream extends EventEmitter {
     ) {
       return;
     }
+    try {
+      await this.buffer.writeState(
+        { ackLsn: position.lsn.toString(), ackSeq: position.seq.toString() },
+        { requireState: true },
+      );
+    } catch (error) {
+      if (!(error instanceof BufferLostError)) throw error;
+      this.recover(error.message, true);
+      throw new UnavailableError(
+        'the Redis buffer lost its state and is being rebuilt from the replication slot',
+        'Acknowledge again once the stream is back.',
+      );
+    }
     this.acknowledged = position;
-    await this.buffer.writeState({ ackLsn: position.lsn.toString(), ackSeq: position.seq.toString() });
     await this.buffer.trimThrough(position);
     if (position.lsn > 0n) this.capture?.acknowledge(position.lsn);
     this.capture?.setBufferedLength(await this.buffer.length('changes'));
@@ -257,17 +341,12 @@ export class ChangeStream extends EventEmitter {
       position: { lsn: 0n, seq: seq + 1n },
       kind: { $case: 'commit', value: { commitLsn: startLsn, endLsn: startLsn, commitTimeUs: 0n } },
     };
-    await this.buffer.append('bootstrap', [begin, commit]);
+    await this.buffer.append('bootstrap', [begin, commit], [], {}, { requireState: true });
   }
 
   private async startCapture(): Promise<void> {
     const stored = await loadStoredState(this.buffer);
     const relations = await this.buffer.allRelations();
-    const lastEntry = await this.buffer.last('changes');
-    if (lastEntry && stored?.lastCommitLsn !== lastEntry.position.lsn) {
-      // The last transaction was cut off half-way by a crash: it is received again whole.
-      await this.buffer.deleteTransaction(lastEntry.position.lsn);
-    }
     const capture = new Capture({
       databaseUrl: this.config.primaryDatabaseUrl,
       slotName: this.config.slotName,
@@ -280,19 +359,32 @@ export class ChangeStream extends EventEmitter {
       logger: this.logger,
       chainFrom: this.state.startLsn ?? 0n,
       bufferedThrough: stored?.lastCommitLsn,
+      appendedThrough: await this.buffer.lastId('changes'),
       acknowledgedLsn: this.acknowledged && this.acknowledged.lsn > 0n ? this.acknowledged.lsn : undefined,
       relations,
     });
     capture.on('error-state', (message: string) => {
       this.lastError = message;
+      this.emit('capture-error');
     });
     capture.on('appended', () => this.emit('appended'));
+    capture.on('buffer-lost', (message: string) => this.recover(message, true));
+    capture.on('slot-missing', (message: string) => this.recover(message, true));
     this.capture = capture;
     this.captureRun = capture.run();
   }
 
-  private async persist(next: PersistedState): Promise<void> {
-    await this.buffer.writeState(encodePersistedState(next));
+  private async stopCapture(): Promise<void> {
+    const capture = this.capture;
+    this.capture = undefined;
+    await capture?.stop();
+    await this.captureRun;
+    this.captureRun = undefined;
+  }
+
+  /** Writes the state; with requireState only into a buffer that was not wiped in the meantime. */
+  private async persist(next: PersistedState, options: { requireState?: boolean } = {}): Promise<void> {
+    await this.buffer.writeState(encodePersistedState(next), options);
     const changed = next.state !== this.state.state;
     this.state = next;
     if (changed) this.emit('state', next.state as BootstrapStateName);

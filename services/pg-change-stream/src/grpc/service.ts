@@ -6,6 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import {
+  BufferLostError,
   BootstrapState,
   ChangeStreamServiceService,
   comparePositions,
@@ -17,7 +18,7 @@ import {
   type StreamRequest,
 } from '@kasho/common';
 import { StateTransitionError, type BootstrapStateName } from '../state/bootstrap-state.js';
-import { PreconditionError, type ChangeStream } from '../change-stream.js';
+import { PreconditionError, UnavailableError, type ChangeStream } from '../change-stream.js';
 import { encodeRelationEvent, encodeStreamResponse } from './stream-encoding.js';
 
 const PROTO_FILE = resolve(
@@ -26,6 +27,8 @@ const PROTO_FILE = resolve(
 );
 const BATCH = 1_000;
 const BLOCK_MS = 1_000;
+/** How long a shutdown waits for calls in flight before it cuts them off. */
+const SHUTDOWN_GRACE_MS = 5_000;
 
 const STATE_ENUM: Record<BootstrapStateName, BootstrapState> = {
   WAITING: BootstrapState.WAITING,
@@ -41,6 +44,8 @@ export class ChangeStreamGrpcServer {
     'grpc.keepalive_permit_without_calls': 1,
   });
   private consumer: { name: string; since: number } | undefined;
+  /** Aborted at shutdown: open streams end with UNAVAILABLE so the consumer reconnects to the next instance. */
+  private readonly closing = new AbortController();
   readonly health = new HealthImplementation({
     '': 'NOT_SERVING',
     'kasho.ChangeStreamService': 'NOT_SERVING',
@@ -56,6 +61,8 @@ export class ChangeStreamGrpcServer {
     } as grpc.ServiceDefinition;
     this.server.addService(service, this.handlers());
     this.health.addToServer(this.server);
+    // Only kasho's own service: @grpc/reflection describes the map in grpc-health-check's health.proto in a way
+    // grpcurl rejects (fullstorydev/grpcurl#519), and a listed service that cannot be described is worse than none.
     const packageDefinition = protoLoader.loadSync(PROTO_FILE, {
       longs: String,
       enums: String,
@@ -81,7 +88,14 @@ export class ChangeStreamGrpcServer {
 
   async close(): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING');
-    await new Promise<void>((done) => this.server.tryShutdown(() => done()));
+    this.health.setStatus('kasho.ChangeStreamService', 'NOT_SERVING');
+    this.closing.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((done) => this.server.tryShutdown(() => done())),
+      new Promise<void>((done) => (timer = setTimeout(done, SHUTDOWN_GRACE_MS))),
+    ]);
+    clearTimeout(timer);
     this.server.forceShutdown();
   }
 
@@ -145,7 +159,9 @@ export class ChangeStreamGrpcServer {
       }),
       stream: (call: grpc.ServerWritableStream<StreamRequest, Buffer>) => {
         void this.serveStream(call).catch((error: unknown) => {
-          call.destroy(toGrpcError(error) as Error);
+          // grpc-js turns an 'error' event into the call's status; destroy() would end it without one, and the
+          // client would wait forever.
+          call.emit('error', toGrpcError(error));
         });
       },
     };
@@ -174,20 +190,27 @@ export class ChangeStreamGrpcServer {
         details: `another consumer (${this.consumer.name}) is streaming: only one pg-translicator may apply a pipeline at a time`,
       });
     }
+    if (this.closing.signal.aborted) throw shuttingDown();
     this.consumer = { name, since: Date.now() };
     let cancelled = false;
-    const onCancel = () => {
+    // Every wait below also ends when the consumer goes away, so that its slot is freed for the next one.
+    const gone = new AbortController();
+    const onCancelled = () => {
       cancelled = true;
+      gone.abort();
     };
-    call.on('cancelled', onCancel);
-    call.on('close', onCancel);
+    this.closing.signal.addEventListener('abort', onCancelled, { once: true });
+    call.on('cancelled', onCancelled);
+    call.on('close', onCancelled);
+    call.on('error', onCancelled);
     const reader = this.core.buffer.redis.duplicate();
     reader.on('error', () => undefined);
     try {
       this.logger.info(`Consumer ${name} connected`);
       while (!cancelled && this.core.state.state !== 'STREAMING') {
-        await once(this.core, 'state').catch(() => undefined);
+        await once(this.core, 'state', { signal: gone.signal }).catch(() => undefined);
       }
+      if (this.closing.signal.aborted) throw shuttingDown();
       if (cancelled) return;
       if (request.epoch && this.core.state.epoch && request.epoch !== this.core.state.epoch) {
         throw Object.assign(new Error(), {
@@ -195,8 +218,9 @@ export class ChangeStreamGrpcServer {
           details: `the consumer's position belongs to bootstrap epoch ${request.epoch}, the stream is at epoch ${this.core.state.epoch}: reload the target from the new bootstrap`,
         });
       }
-      await this.pump(call, request.after ?? { lsn: 0n, seq: 0n }, reader, () => cancelled);
+      await this.pump(call, request.after ?? { lsn: 0n, seq: 0n }, reader, () => cancelled, gone.signal);
     } finally {
+      this.closing.signal.removeEventListener('abort', onCancelled);
       this.consumer = undefined;
       reader.disconnect();
       this.logger.info(`Consumer ${name} disconnected`);
@@ -208,12 +232,23 @@ export class ChangeStreamGrpcServer {
     after: Position,
     reader: ChangeBuffer['redis'],
     isCancelled: () => boolean,
+    gone: AbortSignal,
   ): Promise<void> {
     const buffer = this.core.buffer;
+    const generation = this.core.generation;
     const sentRelations = new Set<string>();
     let cursor = after;
     let stream: 'bootstrap' | 'changes' = cursor.lsn === 0n ? 'bootstrap' : 'changes';
     while (!isCancelled()) {
+      if (this.closing.signal.aborted) throw shuttingDown();
+      if (this.core.generation !== generation || this.core.state.state !== 'STREAMING') {
+        // Positions read from here on would belong to another buffer (rebuilt, reset or bootstrapped again):
+        // the consumer reconnects with its own position, and its epoch and chain say whether it may go on.
+        throw Object.assign(new Error(), {
+          code: grpc.status.UNAVAILABLE,
+          details: `the change buffer was started over (state ${this.core.state.state}): reconnect and resume from the last applied position`,
+        });
+      }
       const entries = await buffer.readAfter(stream, cursor, BATCH);
       if (entries.length === 0) {
         if (stream === 'bootstrap') {
@@ -239,9 +274,19 @@ export class ChangeStreamGrpcServer {
       }
       cursor = entries[entries.length - 1]!.position;
       if (comparePositions(cursor, after) <= 0) throw new KashoError('the buffer went backwards');
-      if (!call.write(encodeStreamResponse(out))) await once(call, 'drain');
+      if (!call.write(encodeStreamResponse(out))) {
+        await once(call, 'drain', { signal: gone }).catch(() => undefined);
+      }
     }
+    if (this.closing.signal.aborted) throw shuttingDown();
   }
+}
+
+function shuttingDown(): Error {
+  return Object.assign(new Error(), {
+    code: grpc.status.UNAVAILABLE,
+    details: 'pg-change-stream is shutting down: reconnect and resume from the last applied position',
+  });
 }
 
 function toGrpcError(error: unknown): grpc.ServiceError {
@@ -252,6 +297,9 @@ function toGrpcError(error: unknown): grpc.ServiceError {
     Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
   if (error instanceof StateTransitionError) return make(grpc.status.FAILED_PRECONDITION, error.message);
   if (error instanceof PreconditionError) return make(grpc.status.FAILED_PRECONDITION, error.describe());
+  if (error instanceof UnavailableError || error instanceof BufferLostError) {
+    return make(grpc.status.UNAVAILABLE, error.describe());
+  }
   if (error instanceof KashoError) return make(grpc.status.INTERNAL, error.describe());
   return make(grpc.status.INTERNAL, error instanceof Error ? error.message : String(error));
 }

@@ -8,7 +8,9 @@
  * - A transaction without any event (only rows of unpublished tables, or only cleanup of the DDL log; PostgreSQL
  *   before 15 sends those as Begin + Commit) produces nothing: Begin is emitted with the first event.
  * - A transaction whose commit LSN is not after the last one delivered is a replay from the slot (the slot resends
- *   from its confirmed position after a restart) and is dropped whole.
+ *   from its confirmed position after a restart, the transaction committed exactly there included) and is
+ *   dropped whole. What counts as delivered is the chain LSN unless told otherwise: a stream rebuilt from the slot
+ *   chains from the slot's confirmed position but must deliver everything the slot sends.
  * - Rows inserted into the DDL log table become Ddl events in their place; its updates, deletes and truncation are
  *   Kasho's own housekeeping and are dropped, as is its Relation.
  * - Relation messages are not events: new relation versions are returned for the caller to store, and the gRPC
@@ -52,6 +54,11 @@ export interface AssemblerOptions {
    * rebuilt; 0 when nothing was ever delivered. The first Begin names it as previous_commit_lsn.
    */
   previousCommitLsn: bigint;
+  /**
+   * Transactions committed at or before this LSN are replays and are dropped; undefined drops none. Defaults to
+   * previousCommitLsn (when that is not 0).
+   */
+  deliveredThrough?: bigint | undefined;
   ddlLogTable?: TableName;
 }
 
@@ -137,6 +144,7 @@ export class TransactionAssembler {
   private readonly ddlLogTable: TableName;
   private readonly ddlLogRelations = new Map<number, DdlColumns>();
   private previousCommitLsn: bigint;
+  private deliveredThrough: bigint | undefined;
   private transaction: OpenTransaction | null = null;
   private lastSeenCommit: { commitLsn: bigint; endLsn: bigint } | null = null;
   private replayedTransactions = 0;
@@ -144,6 +152,12 @@ export class TransactionAssembler {
   constructor(options: AssemblerOptions) {
     this.relations = options.relations;
     this.previousCommitLsn = options.previousCommitLsn;
+    this.deliveredThrough =
+      'deliveredThrough' in options
+        ? options.deliveredThrough
+        : options.previousCommitLsn !== 0n
+          ? options.previousCommitLsn
+          : undefined;
     this.ddlLogTable = options.ddlLogTable ?? DEFAULT_DDL_LOG_TABLE;
   }
 
@@ -159,6 +173,13 @@ export class TransactionAssembler {
 
   get inTransaction(): boolean {
     return this.transaction !== null;
+  }
+
+  /** A transaction made elsewhere (a heartbeat) was delivered between two of the server's: the chain moves on. */
+  markDelivered(commitLsn: bigint): void {
+    if (this.transaction) throw new ProtocolSequenceError('a heartbeat was placed inside a transaction');
+    this.previousCommitLsn = commitLsn;
+    this.deliveredThrough = commitLsn;
   }
 
   /** Transactions dropped because they had been delivered before. */
@@ -223,7 +244,7 @@ export class TransactionAssembler {
         origin: '',
       },
       started: false,
-      skip: this.previousCommitLsn !== 0n && message.finalLsn <= this.previousCommitLsn,
+      skip: this.deliveredThrough !== undefined && message.finalLsn <= this.deliveredThrough,
       seq: 0n,
     };
   }
@@ -251,6 +272,7 @@ export class TransactionAssembler {
       },
     });
     this.previousCommitLsn = message.commitLsn;
+    this.deliveredThrough = message.commitLsn;
   }
 
   /** The open transaction, or undefined when its events are dropped (a replay). */

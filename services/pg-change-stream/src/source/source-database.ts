@@ -102,6 +102,16 @@ export class SourceDatabase {
     }
   }
 
+  /** Waits until no walsender holds the slot (or it is gone), so that its confirmed position is final. */
+  async waitForSlotRelease(slotName: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slot = await this.slot(slotName);
+      if (!slot || slot.activePid === undefined || Date.now() > deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** Drops the slot, waiting briefly for a walsender that still holds it to let go. */
   async dropSlot(slotName: string): Promise<boolean> {
     for (let attempt = 0; attempt < 50; attempt++) {

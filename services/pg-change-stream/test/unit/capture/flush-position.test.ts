@@ -1,47 +1,51 @@
 import { expect } from 'chai';
-import { nextFlushLsn, type FlushInputs } from '../../../src/capture/flush-position.js';
-
-const base: FlushInputs = {
-  confirmed: 100n,
-  acknowledged: undefined,
-  lastBufferedCommit: undefined,
-  insideTransaction: false,
-  serverWalEnd: 100n,
-};
+import { heartbeatLsn, nextFlushLsn, type HeartbeatInputs } from '../../../src/capture/flush-position.js';
 
 describe('the position confirmed to PostgreSQL', () => {
-  it('follows the consumer’s acknowledgements while changes are pending', () => {
-    expect(
-      nextFlushLsn({ ...base, acknowledged: 150n, lastBufferedCommit: 300n, serverWalEnd: 400n }),
-    ).to.equal(150n);
+  it('follows the consumer’s acknowledgements', () => {
+    expect(nextFlushLsn({ confirmed: 100n, acknowledged: 150n })).to.equal(150n);
   });
 
-  it('never passes a buffered transaction nobody acknowledged, however far the server is', () => {
-    expect(nextFlushLsn({ ...base, lastBufferedCommit: 300n, serverWalEnd: 900n })).to.equal(100n);
-  });
-
-  it('follows the server on an idle database once everything is acknowledged', () => {
-    expect(
-      nextFlushLsn({ ...base, acknowledged: 300n, lastBufferedCommit: 300n, serverWalEnd: 900n }),
-    ).to.equal(900n);
-    expect(nextFlushLsn({ ...base, serverWalEnd: 500n })).to.equal(500n);
-  });
-
-  it('does not follow the server while a transaction is being received', () => {
-    expect(
-      nextFlushLsn({
-        ...base,
-        acknowledged: 300n,
-        lastBufferedCommit: 300n,
-        insideTransaction: true,
-        serverWalEnd: 900n,
-      }),
-    ).to.equal(300n);
+  it('stays put without an acknowledgement, however far the server is', () => {
+    expect(nextFlushLsn({ confirmed: 100n, acknowledged: undefined })).to.equal(100n);
   });
 
   it('never goes backwards', () => {
-    expect(nextFlushLsn({ ...base, confirmed: 500n, acknowledged: 200n, lastBufferedCommit: 600n })).to.equal(
-      500n,
-    );
+    expect(nextFlushLsn({ confirmed: 500n, acknowledged: 200n })).to.equal(500n);
+  });
+});
+
+describe('heartbeats on an idle database', () => {
+  const idle: HeartbeatInputs = {
+    confirmed: 300n,
+    acknowledged: 300n,
+    lastBufferedCommit: 300n,
+    chainFrom: 100n,
+    insideTransaction: false,
+    serverWalEnd: 900n,
+  };
+
+  it('are due once everything buffered is acknowledged and the server is further, just below its WAL end', () => {
+    expect(heartbeatLsn(idle)).to.equal(899n);
+  });
+
+  it('start from the chain when nothing was buffered yet', () => {
+    expect(
+      heartbeatLsn({ ...idle, acknowledged: undefined, lastBufferedCommit: undefined, confirmed: 100n }),
+    ).to.equal(899n);
+    expect(
+      heartbeatLsn({ ...idle, acknowledged: undefined, lastBufferedCommit: undefined, serverWalEnd: 101n }),
+    ).to.equal(undefined);
+  });
+
+  it('wait while the consumer has something to acknowledge, a heartbeat included', () => {
+    expect(heartbeatLsn({ ...idle, acknowledged: 200n })).to.equal(undefined);
+    expect(heartbeatLsn({ ...idle, acknowledged: undefined })).to.equal(undefined);
+  });
+
+  it('are not due while a transaction is being received or without news from the server', () => {
+    expect(heartbeatLsn({ ...idle, insideTransaction: true })).to.equal(undefined);
+    expect(heartbeatLsn({ ...idle, serverWalEnd: 301n })).to.equal(undefined);
+    expect(heartbeatLsn({ ...idle, serverWalEnd: 0n })).to.equal(undefined);
   });
 });
