@@ -41,8 +41,8 @@ export class ApplyError extends KashoError {
   }
 }
 
-/** duplicate_table, duplicate_object, duplicate_schema, duplicate_function, duplicate_column, duplicate_database. */
-const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723', '42701', '42P04']);
+/** duplicate table, object, schema, function, column, database; a second primary key (42P16). */
+const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723', '42701', '42P04', '42P16']);
 const TRANSIENT_SQLSTATE = /^(08|40001|40P01|53|57P0[123])/;
 const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
 const MAX_ROWS_PER_INSERT = 1_000;
