@@ -258,7 +258,9 @@ export class Applier {
   }
 
   private async applyDdl(ddl: Ddl, position: Position): Promise<void> {
-    const statements = schemaStatements(ddl.sql);
+    // Snapshot statements come from pg_dump and run as they are (sequence setval calls included); captured ones
+    // are the client's whole query text, of which only the schema changes are replayed.
+    const statements = this.inBootstrap ? [ddl.sql] : schemaStatements(ddl.sql);
     if (statements.length === 0) {
       this.warn(
         `The DDL captured at ${describe(position)} holds no schema statement Kasho can replay (e.g. DDL inside DO or CALL); apply it to the target by hand if it changed the schema`,
