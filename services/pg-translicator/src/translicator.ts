@@ -29,8 +29,12 @@ export interface TranslicatorOptions {
   consumerName?: string;
 }
 
-/** gRPC codes worth reconnecting for: the change-stream restarting or briefly unreachable. */
-const RETRY_GRPC = new Set([1, 4, 10, 13, 14]);
+/**
+ * gRPC codes worth reconnecting for: the change-stream restarting or briefly unreachable, or still holding the
+ * stream of a translicator that just died (ALREADY_EXISTS; this process holds the target's apply lock, so the
+ * other consumer cannot be applying to this target).
+ */
+const RETRY_GRPC = new Set([1, 4, 6, 10, 13, 14]);
 
 /**
  * pg-translicator's main loop: take the apply lock on the target, read the applied position, stream from there,
