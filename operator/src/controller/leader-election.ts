@@ -70,7 +70,9 @@ export class LeaderElector {
     if (signal.aborted) return;
     this.leading = true;
     this.logger.info(`Leading (Lease ${lease})`);
-    await callbacks.onStartedLeading();
+    // Starting to act may take longer than the Lease lasts: keep renewing meanwhile, or another replica would
+    // take over while this one starts acting.
+    const startup = Promise.resolve().then(() => callbacks.onStartedLeading());
     let lastRenew = Date.now();
     while (!signal.aborted) {
       await sleep(this.retryPeriodMs, signal);
@@ -91,6 +93,7 @@ export class LeaderElector {
       callbacks.onStoppedLeading();
       await this.release();
     }
+    await startup;
   }
 
   /** Stops campaigning; a leader releases the Lease so that another candidate takes over at once. */
