@@ -9,7 +9,7 @@ import {
   type Logger,
   type StreamResponse,
 } from '@kasho/common';
-import { Applier, ApplyError } from './apply/applier.js';
+import { Applier, ApplyError, newApplyStats } from './apply/applier.js';
 import type { RowTransformer } from './apply/row-values.js';
 import { StreamGapError } from './apply/sequencer.js';
 import {
@@ -49,6 +49,7 @@ export class Translicator {
   private stream: ReturnType<ChangeStreamApi['client']['stream']> | undefined;
   ready = false;
   applied: AppliedState | undefined;
+  private readonly stats = newApplyStats();
 
   constructor(private readonly options: TranslicatorOptions) {}
 
@@ -107,8 +108,12 @@ export class Translicator {
       state = { ...state, epoch: status.epoch };
     }
     this.applied = state;
-    const applier = new Applier(this.applyClient, this.options.transformer, state, (message) =>
-      logger.warn(message),
+    const applier = new Applier(
+      this.applyClient,
+      this.options.transformer,
+      state,
+      (message) => logger.warn(message),
+      this.stats,
     );
     logger.info(
       `Streaming from ${this.options.changeStreamService} after position ${state.position.lsn}/${state.position.seq}`,

@@ -47,6 +47,10 @@ const TRANSIENT_SQLSTATE = /^(08|40001|40P01|53|57P0[123])/;
 const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
 const MAX_ROWS_PER_INSERT = 1_000;
 
+export function newApplyStats(): ApplyStats {
+  return { inserted: 0, updated: 0, deleted: 0, truncates: 0, ddl: 0, transactions: 0 };
+}
+
 export interface ApplyStats {
   inserted: number;
   updated: number;
@@ -69,7 +73,6 @@ interface PendingInsert {
  * before or after the whole group. Consecutive inserts into one table become multi-row INSERTs.
  */
 export class Applier {
-  readonly stats: ApplyStats = { inserted: 0, updated: 0, deleted: 0, truncates: 0, ddl: 0, transactions: 0 };
   private readonly relations = new Map<string, Relation>();
   private readonly sequencer: StreamSequencer;
   private groupOpen = false;
@@ -83,6 +86,8 @@ export class Applier {
     private readonly transformer: RowTransformer,
     start: AppliedState,
     private readonly warn: (message: string) => void = () => undefined,
+    /** Counts kept across the appliers of one process (one per connection), so metrics only grow. */
+    readonly stats: ApplyStats = newApplyStats(),
   ) {
     this.sequencer = new StreamSequencer(start.position, start.chainLsn);
     this.epoch = start.epoch;
